@@ -24,4 +24,15 @@ var Routes = []Route{
 	{Name: "PutDevice", Method: "PUT", Pattern: "/v1/apps/{app}/users/{user}/devices/{device}", Function: "devices", MaxBody: 64 * kib},
 	{Name: "DeleteDevice", Method: "DELETE", Pattern: "/v1/apps/{app}/users/{user}/devices/{device}", Function: "devices", MaxBody: 64 * kib},
 	{Name: "ListDevices", Method: "GET", Pattern: "/v1/apps/{app}/users/{user}/devices", Function: "devices", MaxBody: 64 * kib},
+
+	{Name: "PutPresence", Method: "PUT", Pattern: "/v1/apps/{app}/users/{user}/devices/{device}/presence", Function: "devices", MaxBody: 64 * kib},
+	{Name: "PresenceBatch", Method: "POST", Pattern: "/v1/apps/{app}/presence/batch", Function: "devices", MaxBody: 256 * kib},
+	{Name: "PutBadge", Method: "PUT", Pattern: "/v1/apps/{app}/users/{user}/badge", Function: "devices", MaxBody: 64 * kib},
+
+	{Name: "GetSettings", Method: "GET", Pattern: "/v1/apps/{app}/users/{user}/settings", Function: "settings", MaxBody: 64 * kib},
+	{Name: "PatchSettings", Method: "PATCH", Pattern: "/v1/apps/{app}/users/{user}/settings", Function: "settings", MaxBody: 64 * kib},
+	{Name: "GetConversationSettings", Method: "GET", Pattern: "/v1/apps/{app}/users/{user}/conversations/{type}/{conversation}/settings", Function: "settings", MaxBody: 64 * kib},
+	{Name: "PatchConversationSettings", Method: "PATCH", Pattern: "/v1/apps/{app}/users/{user}/conversations/{type}/{conversation}/settings", Function: "settings", MaxBody: 64 * kib},
+	{Name: "DeleteConversationSettings", Method: "DELETE", Pattern: "/v1/apps/{app}/users/{user}/conversations/{type}/{conversation}/settings", Function: "settings", MaxBody: 64 * kib},
+	{Name: "BatchGetConversationSettings", Method: "POST", Pattern: "/v1/apps/{app}/users/{user}/conversations/batch-get", Function: "settings", MaxBody: 64 * kib},
 }
