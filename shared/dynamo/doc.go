@@ -30,6 +30,36 @@
 // shard for xu below a bound, so its cost grows with the expired records and
 // not with the table.
 //
+// # Attribute layout (short names: every byte is billed on every write)
+//
+// Profile device binding, attribute "d#{deviceId}", a map:
+//
+//	t  token (APNs: lower-case hex)     v  VoIP token (APNs only, optional)
+//	vn vendor                           c  certName
+//	pl platform                         e  environment (APNs only)
+//	l  locale (optional)                av appVersion (optional)
+//	r  registeredAt, epoch ms
+//
+// Profile app-level settings, top-level attributes, each absent when unset
+// (absent reads as the default):
+//
+//	rt  remindType (S)                  dw  DND window map {s N, e N (minutes), z S (zone)}
+//	du  DND until, epoch ms (N)         lang language (S)
+//	sp  showPreview (BOOL)              mdp multiDevicePolicy (S)
+//	mpd mobilePushWhenDesktopOnline (BOOL)
+//	xs/xu  present exactly while du is set ("dnd#{shard}", du)
+//
+// Conversation item: rt, du, and xs/xu as above. An item left with neither rt
+// nor du is deleted.
+//
+// Presence lease, attribute "p#{deviceId}", a map {e N epoch, u N until ms
+// (0 when offline), pl S platform}; item "ttl" = latest lease end + 7 days.
+//
+// Token index item: tok (the token), uid, did (owner), k ("alert" | "voip"),
+// vn (vendor), r (refresh instant ms = the last PUT), xs "tok#{shard}", xu = r.
+//
+// Badge item: c N, the absolute count.
+//
 // RequestTable (pk S; TTL "ttl") holds short-lived request records: spent
 // nonces ("n#{app}#{nonce}") and idempotency records ("m#{app}#{messageId}").
 package dynamo
