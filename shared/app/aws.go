@@ -6,6 +6,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -27,33 +29,51 @@ const (
 // with exponential backoff cover about 20 s, well inside a Lambda timeout.
 const maxAttempts = 10
 
-// awsConfig loads the SDK configuration. Endpoint, region and static keys
-// are taken from getenv when present so that tests and the local stack can
-// point one process at several emulators; otherwise the SDK's standard chain
-// (AWS_ENDPOINT_URL_<SERVICE>, the Lambda role, …) applies.
+// EnvRetryMaxBackoffMS caps the SDK's retry backoff, in milliseconds. Unset
+// in production (the SDK's 20 s cap paces a throttled table); the tests and
+// the local stack set it low, since an emulator needs no pacing.
+const EnvRetryMaxBackoffMS = "PUSH_RETRY_MAX_BACKOFF_MS"
+
+// awsConfig loads the SDK configuration. With an endpoint and static keys in
+// getenv (tests, the local stack) it is built field by field, so nothing from
+// the machine's ~/.aws or AWS_PROFILE leaks in; otherwise the SDK's standard
+// chain applies (the Lambda role, AWS_ENDPOINT_URL_<SERVICE>, …).
 func awsConfig(ctx context.Context, getenv func(string) string) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			// The client-side retry quota would turn a throttling burst into
-			// failed requests that a retry could have saved; the backoff
-			// already paces us.
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = maxAttempts
-				o.RateLimiter = ratelimit.None
-			})
-		}),
+	retryer := func() aws.Retryer {
+		// The client-side retry quota would turn a throttling burst into
+		// failed requests that a retry could have saved; the backoff
+		// already paces us.
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = maxAttempts
+			o.RateLimiter = ratelimit.None
+			if ms, err := strconv.Atoi(getenv(EnvRetryMaxBackoffMS)); err == nil && ms > 0 {
+				o.MaxBackoff = time.Duration(ms) * time.Millisecond
+				o.Backoff = retry.NewExponentialJitterBackoff(o.MaxBackoff)
+			}
+		})
 	}
-	if ep := getenv("AWS_ENDPOINT_URL"); ep != "" {
+	region := getenv("AWS_REGION")
+	if region == "" {
+		region = getenv("AWS_DEFAULT_REGION")
+	}
+	ep, id, secret := getenv("AWS_ENDPOINT_URL"), getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
+	if ep != "" && id != "" && secret != "" {
+		if region == "" {
+			region = "us-east-1"
+		}
+		return aws.Config{
+			Region:       region,
+			Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))),
+			BaseEndpoint: aws.String(ep),
+			Retryer:      retryer,
+		}, nil
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRetryer(retryer)}
+	if ep != "" {
 		opts = append(opts, config.WithBaseEndpoint(ep))
 	}
-	if r := getenv("AWS_REGION"); r != "" {
-		opts = append(opts, config.WithRegion(r))
-	} else if getenv("AWS_DEFAULT_REGION") == "" {
-		opts = append(opts, config.WithRegion("us-east-1"))
-	}
-	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))))
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
