@@ -23,10 +23,6 @@ var (
 	_ cleanup.TokenStore[dynamo.StaleToken] = (*dynamo.CleanupStore)(nil)
 )
 
-// init lists the cleanup function for the local stack, which runs it on the
-// template's schedule, and for the end-to-end tests.
-func init() { ScheduledFunctions["CleanupFunction"] = Cleanup }
-
 // Cleanup builds the handler of the scheduled cleanup function. Each
 // invocation removes expired DND durations and stale tokens until done or
 // until the invocation's deadline comes within cleanup.DefaultMargin, and

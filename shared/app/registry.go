@@ -24,9 +24,14 @@ type ScheduledConstructor func(ctx context.Context, getenv func(string) string, 
 // HTTPFunctions and ScheduledFunctions map the template's logical ids
 // (DevicesFunction, …) to the constructors that the Lambda mains call too.
 // The local stack and the end-to-end tests look functions up here, so the
-// same wiring serves all three. Entries are added as functions land; a
-// function of the template without an entry is not served locally.
+// same wiring serves all three. A function of the template without an
+// entry is not served locally.
 var (
-	HTTPFunctions      = map[string]HTTPConstructor{}
-	ScheduledFunctions = map[string]ScheduledConstructor{}
+	HTTPFunctions = map[string]HTTPConstructor{
+		"DevicesFunction":  Devices,
+		"SettingsFunction": Settings,
+	}
+	ScheduledFunctions = map[string]ScheduledConstructor{
+		"CleanupFunction": Cleanup,
+	}
 )

@@ -24,10 +24,6 @@ var (
 	_ settings.ConversationBatchReader = settingsStore{}
 )
 
-// init lists the settings function for the local stack and the end-to-end
-// tests, which look functions up by the template's logical id.
-func init() { HTTPFunctions["SettingsFunction"] = Settings }
-
 // Settings builds the handler of the settings function: app-level and
 // conversation push settings (API.md §5). Clients, caches and the router are
 // built once here, per cold start, and reused by every invocation. The
