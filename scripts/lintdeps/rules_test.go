@@ -148,7 +148,20 @@ func TestCheck(t *testing.T) {
 				"m/shared/dynamo: bytes",
 			),
 			want: []string{
-				"functions/ingest imports shared/dynamo: a function's main imports only shared/app, aws-lambda-go and the standard library",
+				"functions/ingest imports shared/dynamo: a function's main imports only shared/app (a dispatch main also its own provider and push), aws-lambda-go and the standard library",
+			},
+		},
+		{
+			name: "dispatch main picks its own provider only",
+			graph: fixture(
+				"m/functions/dispatch-apns: m/shared/app m/shared/push m/shared/provider/apns",
+				"m/functions/dispatch-fcm: m/shared/app m/shared/push m/shared/provider/apns",
+				"m/shared/app: m/shared/push",
+				"m/shared/provider/apns: m/shared/push",
+				"m/shared/push: bytes",
+			),
+			want: []string{
+				"functions/dispatch-fcm imports shared/provider/apns: a function's main imports only shared/app (a dispatch main also its own provider and push), aws-lambda-go and the standard library",
 			},
 		},
 	} {
