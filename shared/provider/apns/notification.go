@@ -26,8 +26,7 @@ const (
 // Priorities (VENDORS.md §1): 10 delivers at once and must produce an alert,
 // sound or badge, which every push here does; 5 lets the device save power.
 const (
-	priorityNow     = 10
-	priorityEconomy = 5
+	priorityNow = 10
 )
 
 // ellipsis ends a body that had to be shortened (POLICY.md rule 22).
@@ -83,8 +82,10 @@ type alert struct {
 // type, messageId, senderId, conversationType, conversationId, and for calls
 // callId, media and (invites) callExpiresAt in Unix milliseconds.
 //
-// Headers: apns-priority 10 for high and 5 for normal priority (VoIP
-// always 10); apns-expiration now + TTL, or 0 when the caller asked for
+// Headers: apns-priority 10 for every push. Each one carries a visible alert
+// (or rings), and priority 5 lets iOS hold a chat notification back to save
+// power, which an IM user reads as a lost message (VENDORS.md §10);
+// apns-expiration now + TTL, or 0 when the caller asked for
 // now-or-never. A VoIP invite gets the call's expiry too, rather than 0: a
 // phone that is between networks for a few seconds still rings while the
 // call lasts, and never after (the app also checks callExpiresAt).
@@ -130,11 +131,8 @@ func build(job *push.SendJob, t *push.Target, p *parsed, now time.Time) (*outgoi
 		DeviceToken: t.Token,
 		Topic:       p.creds.BundleID,
 		PushType:    apns2.PushTypeAlert,
-		Priority:    priorityEconomy,
+		Priority:    priorityNow,
 		ApnsID:      apnsID(env.App, env.MessageID, t),
-	}
-	if env.Priority == push.PriorityHigh || voip {
-		n.Priority = priorityNow
 	}
 	out := &outgoing{n: n, expirationNow: env.NowOrNever}
 	if !env.NowOrNever {

@@ -32,8 +32,8 @@ func TestSend(t *testing.T) {
 			job:  func(j *push.SendJob) { j.Badges = map[string]int{"u0": 7} },
 			check: func(t *testing.T, got map[string]apnsemu.Push) {
 				p := got[tokenOf(0)]
-				if p.Topic != bundle || p.PushType != "alert" || p.Priority != 5 || p.CollapseID != "m:m-1001" {
-					t.Errorf("headers: topic %s, type %s, priority %d, collapse %s; want %s alert 5 m:m-1001", p.Topic, p.PushType, p.Priority, p.CollapseID, bundle)
+				if p.Topic != bundle || p.PushType != "alert" || p.Priority != 10 || p.CollapseID != "m:m-1001" {
+					t.Errorf("headers: topic %s, type %s, priority %d, collapse %s; want %s alert 10 m:m-1001", p.Topic, p.PushType, p.Priority, p.CollapseID, bundle)
 				}
 				if want := now.Add(time.Hour).Unix(); p.Expiration != want {
 					t.Errorf("apns-expiration = %d, want now + TTL = %d", p.Expiration, want)
