@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # "Function" (dispatch-apns ↔ DispatchApnsFunction), the rule that
 # cfn.FunctionDir implements, so adding a function means adding its name here
 # and its resource to the template.
-FUNCTIONS := devices settings cleanup
+FUNCTIONS := devices settings ingest cleanup
 
 # One static arm64 binary per function for the provided.al2023 runtime;
 # lambda.norpc drops the RPC mode that only the go1.x runtime used.
@@ -17,7 +17,7 @@ GOBUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -tags lambda
 # Packages where concurrency lives run under the race detector; the others
 # run without it to keep CI well inside its budget on two cores. Directories
 # that do not exist yet are skipped.
-RACE_DIRS := shared/devices shared/presence shared/httpapi shared/dynamo shared/testenv
+RACE_DIRS := shared/devices shared/presence shared/httpapi shared/dynamo shared/testenv shared/ingest shared/queue shared/dispatch shared/sqsbatch shared/provider shared/emulator
 RACE_PKGS := $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 
 # How long each fuzz target runs in `make test`.

@@ -30,6 +30,7 @@ var (
 	HTTPFunctions = map[string]HTTPConstructor{
 		"DevicesFunction":  Devices,
 		"SettingsFunction": Settings,
+		"IngestFunction":   Ingest,
 	}
 	ScheduledFunctions = map[string]ScheduledConstructor{
 		"CleanupFunction": Cleanup,

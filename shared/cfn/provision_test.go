@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -200,8 +201,17 @@ func TestProvision(t *testing.T) {
 				t.Errorf("%s schedules (-want +got):\n%s", tc.id, diff)
 			}
 		}
-		if len(first.Functions) != 3 {
-			t.Errorf("got %d functions, want 3", len(first.Functions))
+		// Every function the template declares must have a main where the
+		// Makefile's naming rule looks for it, or sam build would fail.
+		path, err := cfn.FindTemplate(".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Dir(path)
+		for id, f := range first.Functions {
+			if _, err := os.Stat(filepath.Join(root, f.Dir, "main.go")); err != nil {
+				t.Errorf("%s: no main.go in %s: %v", id, f.Dir, err)
+			}
 		}
 		if env := first.FunctionEnv("NoSuchFunction"); env != nil {
 			t.Errorf("FunctionEnv of an unknown function = %v, want nil", env)

@@ -35,4 +35,6 @@ var Routes = []Route{
 	{Name: "PatchConversationSettings", Method: "PATCH", Pattern: "/v1/apps/{app}/users/{user}/conversations/{type}/{conversation}/settings", Function: "settings", MaxBody: 64 * kib},
 	{Name: "DeleteConversationSettings", Method: "DELETE", Pattern: "/v1/apps/{app}/users/{user}/conversations/{type}/{conversation}/settings", Function: "settings", MaxBody: 64 * kib},
 	{Name: "BatchGetConversationSettings", Method: "POST", Pattern: "/v1/apps/{app}/users/{user}/conversations/batch-get", Function: "settings", MaxBody: 64 * kib},
+
+	{Name: "PostMessage", Method: "POST", Pattern: "/v1/apps/{app}/messages", Function: "ingest", MaxBody: 5 * mib},
 }
