@@ -8,7 +8,9 @@ SHELL := /bin/bash
 # "Function" (dispatch-apns ↔ DispatchApnsFunction), the rule that
 # cfn.FunctionDir implements, so adding a function means adding its name here
 # and its resource to the template.
-FUNCTIONS := devices settings ingest cleanup
+FUNCTIONS := devices settings ingest cleanup \
+	dispatch-apns dispatch-fcm dispatch-huawei dispatch-honor \
+	dispatch-xiaomi dispatch-oppo dispatch-vivo dispatch-meizu
 
 # One static arm64 binary per function for the provided.al2023 runtime;
 # lambda.norpc drops the RPC mode that only the go1.x runtime used.
@@ -65,9 +67,19 @@ fuzz:
 		done; \
 	done
 
+## fuzz-long: every fuzz target for FUZZLONGTIME each (default 60s), one after
+## another, then a table of execs, new interesting inputs and results
+FUZZLONGTIME := 60s
+.PHONY: fuzz-long
+fuzz-long:
+	go run ./scripts/fuzzall -fuzztime=$(FUZZLONGTIME)
+
 ## bench: benchmarks; they report and never fail on a timing
 bench:
-	go test -run='^$$' -bench=. -benchmem ./...
+	rm -rf build/bench
+	CGO_ENABLED=0 go build -trimpath -tags lambda.norpc -ldflags='-s -w' -o build/bench/bin/ ./functions/... ./scripts/coldstart/bare
+	$(GOBUILD) -o build/bench/arm64/ ./functions/... ./scripts/coldstart/bare
+	go run ./scripts/benchreport -dir build/bench
 
 ## lint: formatting, vet, the template, and the dependency rules of STYLE.md
 lint:

@@ -9,7 +9,7 @@
 // "ready" on stdout once the API answers, logs JSON to stderr, and on SIGINT
 // or SIGTERM stops everything it started and exits 0.
 //
-// Each part (the API, the schedules, later the queue pollers and vendor
+// Each part (the API, the schedules, the queue pollers, later the vendor
 // emulators) is built from the template and the app registries, so a new
 // function or part is added here without changing the others.
 package main
@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/offline-push/offline-push/shared/cfn"
 )
@@ -197,6 +198,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
+	feed, err := newFeeder(ctx, log, st, env, sqs.NewFromConfig(cfg))
+	if err != nil {
+		return err
+	}
 	if err := api.start(s.apiAddr); err != nil {
 		return err
 	}
@@ -209,6 +214,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, log 
 	}()
 	sched.start()
 	defer sched.stop()
+	feed.start()
+	defer feed.stop()
 
 	if err := api.waitReady(ctx); err != nil {
 		return err
