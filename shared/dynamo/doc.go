@@ -53,13 +53,22 @@
 // nor du is deleted.
 //
 // Presence lease, attribute "p#{deviceId}", a map {e N epoch, u N until ms
-// (0 when offline), pl S platform}; item "ttl" = latest lease end + 7 days.
+// (0 when offline), pl S platform}; item "ttl" = last applied write + 8 days
+// (a week after the longest lease), since one update cannot take a maximum.
 //
 // Token index item: tok (the token), uid, did (owner), k ("alert" | "voip"),
 // vn (vendor), r (refresh instant ms = the last PUT), xs "tok#{shard}", xu = r.
 //
-// Badge item: c N, the absolute count.
+// Badge item: c N, the absolute count; slots m0…m7 / n0…n7 remember the
+// last message ids counted and their counts, so a retried dispatch or a
+// second vendor reuses the count instead of counting a message twice.
 //
-// RequestTable (pk S; TTL "ttl") holds short-lived request records: spent
-// nonces ("n#{app}#{nonce}") and idempotency records ("m#{app}#{messageId}").
+// Call item: the callee's current call (id, accepted and expiry instants,
+// cancelled flag, the devices the invite went to) and per-device invite
+// marks "iv#{deviceId}" (sending, sent) that tell a cancel whether the
+// invite reached the device.
+//
+// RequestTable (pk S; TTL "ttl") holds short-lived records: spent nonces
+// ("n#{app}#{nonce}"), idempotency records ("m#{app}#{messageId}"), and vendor
+// access tokens shared by every dispatch container ("k#{key}", ttl = expiry).
 package dynamo
