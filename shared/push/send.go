@@ -1,6 +1,10 @@
 package push
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // SendClass classifies the answer a vendor gave for one target. Every
 // provider maps its vendor's codes to these once; the dispatch engine acts on
@@ -67,4 +71,18 @@ type AccessToken struct {
 	Value     string
 	MintedAt  time.Time
 	ExpiresAt time.Time
+}
+
+// CredentialFingerprint returns a short, one-way fingerprint of a
+// credential's secret material. Providers add it to the key under which an
+// access token is shared between containers, so credentials that name the
+// same vendor app id with another secret (a typo, a rotated key, another
+// app's misconfiguration) never borrow a token minted from the right one.
+func CredentialFingerprint(secret ...string) string {
+	h := sha256.New()
+	for _, s := range secret {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/sideshow/apns2/certificate"
 	"github.com/sideshow/apns2/token"
+
+	"github.com/offline-push/offline-push/shared/push"
 )
 
 // Credentials is the JSON of an APNs secret
@@ -75,7 +77,9 @@ func (p *parsed) tokenAuth() bool { return p.authKey != nil }
 
 // cacheKey names this key's provider token in the shared TokenCache: one
 // token per team and key, whichever secret holds the key.
-func (p *parsed) cacheKey() string { return "apns/" + p.creds.TeamID + "/" + p.creds.KeyID }
+func (p *parsed) cacheKey() string {
+	return "apns/" + p.creds.TeamID + "/" + p.creds.KeyID + "#" + push.CredentialFingerprint(p.creds.PrivateKey)
+}
 
 // parseCredentials checks and decodes a secret. Its errors wrap
 // errCredentials and never quote key material.

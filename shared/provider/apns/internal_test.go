@@ -143,8 +143,11 @@ func TestHosts(t *testing.T) {
 	if got := c.client("").Host; got != apns2.HostProduction {
 		t.Errorf("host of an unset environment = %s, want production", got)
 	}
-	if got := c.creds.cacheKey(); got != "apns/T/K" {
-		t.Errorf("cache key = %s, want apns/T/K", got)
+	// The key names the team and key id, plus a fingerprint of the private
+	// key, so credentials with the same ids but another key never share a
+	// provider token.
+	if got, want := c.creds.cacheKey(), "apns/T/K#"+push.CredentialFingerprint(c.creds.creds.PrivateKey); got != want {
+		t.Errorf("cache key = %s, want %s", got, want)
 	}
 }
 

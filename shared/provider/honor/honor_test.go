@@ -419,7 +419,7 @@ func TestRefreshOnce(t *testing.T) {
 	if rs := send(); rs[0].Class != push.SendOK {
 		t.Fatalf("first send: %+v", rs)
 	}
-	first := cache.get("honor/" + clientID)
+	first := cache.get("honor/" + clientID + "#" + push.CredentialFingerprint(clientSecret))
 	emu.ExpireAccessTokens()
 	emu.Reset()
 	if diff := cmp.Diff(repeat(push.SendOK, 2), classes(send())); diff != "" {
@@ -431,7 +431,7 @@ func TestRefreshOnce(t *testing.T) {
 	if got := emu.Requests(); got != 2 {
 		t.Errorf("send requests = %d, want 2 (refused, then sent)", got)
 	}
-	if second := cache.get("honor/" + clientID); second.Value == first.Value {
+	if second := cache.get("honor/" + clientID + "#" + push.CredentialFingerprint(clientSecret)); second.Value == first.Value {
 		t.Error("the cache still holds the expired token")
 	}
 

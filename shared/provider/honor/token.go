@@ -65,7 +65,9 @@ func (e *authError) Unwrap() error { return e.err }
 
 // cacheKey names an app's access token in the shared TokenCache.
 // Tokens belong to the OAuth client, which may serve several apps.
-func cacheKey(c *Credentials) string { return "honor/" + c.ClientID }
+func cacheKey(c *Credentials) string {
+	return "honor/" + c.ClientID + "#" + push.CredentialFingerprint(c.ClientSecret)
+}
 
 // accessToken returns the token to send with: this container's copy while
 // it is usable, else the shared one while that is, else a new one,

@@ -444,7 +444,7 @@ func TestRefreshOnce(t *testing.T) {
 	if rs := send(); rs[0].Class != push.SendOK {
 		t.Fatalf("first send: %+v", rs)
 	}
-	first := cache.m["huawei/"+appID]
+	first := cache.m["huawei/"+appID+"#"+push.CredentialFingerprint(appSecret)]
 	emu.ExpireAccessTokens()
 	emu.Reset()
 	if diff := cmp.Diff(repeat(push.SendOK, 2), classes(send())); diff != "" {
@@ -456,7 +456,7 @@ func TestRefreshOnce(t *testing.T) {
 	if got := emu.Requests(); got != 2 {
 		t.Errorf("send requests = %d, want 2 (refused, then sent)", got)
 	}
-	if second := cache.m["huawei/"+appID]; second.Value == first.Value {
+	if second := cache.m["huawei/"+appID+"#"+push.CredentialFingerprint(appSecret)]; second.Value == first.Value {
 		t.Error("the cache still holds the expired token")
 	}
 

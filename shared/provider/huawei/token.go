@@ -63,7 +63,9 @@ func (e *authError) Error() string { return e.err.Error() }
 func (e *authError) Unwrap() error { return e.err }
 
 // cacheKey names an app's access token in the shared TokenCache.
-func cacheKey(c *Credentials) string { return "huawei/" + c.AppID }
+func cacheKey(c *Credentials) string {
+	return "huawei/" + c.AppID + "#" + push.CredentialFingerprint(c.AppSecret)
+}
 
 // accessToken returns the token to send with: this container's copy while
 // it is usable, else the shared one while that is, else a new one,

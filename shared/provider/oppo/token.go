@@ -48,7 +48,7 @@ type tokenState struct {
 // cacheKey names the token of an app key at an auth host: tokens are per
 // OPPO app, and the overseas service issues its own.
 func (p *parsed) cacheKey(r region) string {
-	return "oppo/" + p.creds.AppKey + "@" + p.authHosts[r]
+	return "oppo/" + p.creds.AppKey + "@" + p.authHosts[r] + "#" + push.CredentialFingerprint(p.creds.MasterSecret)
 }
 
 func (s *Sender) state(key string) *tokenState {

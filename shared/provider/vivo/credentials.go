@@ -140,5 +140,5 @@ func (p *parsed) resource(id string) Resource {
 
 // cacheKey names the app's token at its auth host.
 func (p *parsed) cacheKey() string {
-	return "vivo/" + strconv.FormatInt(p.appID, 10) + "@" + p.authHost
+	return "vivo/" + strconv.FormatInt(p.appID, 10) + "@" + p.authHost + "#" + push.CredentialFingerprint(p.creds.AppKey, p.creds.AppSecret)
 }
