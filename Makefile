@@ -58,14 +58,7 @@ unit:
 
 # Fuzz targets are discovered, since every package may add its own.
 fuzz:
-	grep -rl --include='*_test.go' --exclude-dir=.build --exclude-dir=.aws-sam --exclude-dir=.git '^func Fuzz' . | sort | \
-	while read -r file; do \
-		dir="$$(dirname "$$file")"; \
-		for target in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' "$$file" | cut -d' ' -f2); do \
-			echo "fuzz $$target in $$dir for $(FUZZTIME)"; \
-			go test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$dir"; \
-		done; \
-	done
+	go run ./scripts/fuzzall -fuzztime=$(FUZZTIME)
 
 ## fuzz-long: every fuzz target for FUZZLONGTIME each (default 60s), one after
 ## another, then a table of execs, new interesting inputs and results
