@@ -44,7 +44,7 @@ run:
 	@if [ -z "$${AWS_ENDPOINT_URL:-}" ] && ! command -v moto_server >/dev/null; then \
 		pip install 'moto[server]'; \
 	fi
-	go run ./scripts/localstack
+	@go run ./scripts/localstack
 
 ## test: lint, every test (race detector where concurrency lives), a short fuzz of every target
 test: lint unit fuzz

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"regexp"
 	"sort"
@@ -152,12 +153,15 @@ var secretFields = map[push.Vendor]string{
 }
 
 // completeLocal generates the keys a local credential lacks, so that no
-// private key is ever committed, and returns the names of the fields it set.
-// Fields already present are kept.
+// private key is ever committed, and the app ids it lacks, so that a local
+// credential may name nothing but its vendor and the word local. It returns
+// the names of the fields it set. Fields already present are kept.
 func completeLocal(v push.Vendor, f map[string]any) ([]string, error) {
 	var gen []string
 	set := func(m map[string]any, key, prefix string, value func() (string, error)) error {
-		if s, _ := m[key].(string); s != "" {
+		// A given value is kept whatever its JSON type: an app id may be
+		// written as a number.
+		if v, ok := m[key]; ok && v != nil && v != "" {
 			return nil
 		}
 		val, err := value()
@@ -170,10 +174,16 @@ func completeLocal(v push.Vendor, f map[string]any) ([]string, error) {
 	}
 	switch v {
 	case push.APNs:
-		if f["privateKey"] == nil && f["certificate"] == nil {
-			if err := set(f, "privateKey", "", ecKeyPEM); err != nil {
-				return nil, err
-			}
+		if err := set(f, "bundleId", "", constant(localPackage)); err != nil {
+			return nil, err
+		}
+		// A credential with a client certificate uses certificate auth, and
+		// the provider refuses one that has token-auth fields as well.
+		if f["certificate"] != nil || f["p12"] != nil {
+			break
+		}
+		if err := set(f, "privateKey", "", ecKeyPEM); err != nil {
+			return nil, err
 		}
 		for _, k := range []string{"keyId", "teamId"} {
 			if err := set(f, k, "", appleID); err != nil {
@@ -206,12 +216,44 @@ func completeLocal(v push.Vendor, f map[string]any) ([]string, error) {
 			return nil, err
 		}
 	default:
+		for _, id := range localIDs[v] {
+			if err := set(f, id.key, "", id.value); err != nil {
+				return nil, err
+			}
+		}
 		if err := set(f, secretFields[v], "", randomHex(16)); err != nil {
 			return nil, err
 		}
 	}
 	return gen, nil
 }
+
+// localID is an identifier that a local credential may leave out.
+type localID struct {
+	key   string
+	value func() (string, error)
+}
+
+// localIDs lists, per vendor other than APNs and FCM, the identifiers that
+// its provider requires and that a local credential may leave out, each
+// generated in the form the provider accepts: Huawei, Honor, vivo and Meizu
+// app ids are numeric (vivo's must be, and the others are in the vendors'
+// consoles), so that a local credential needs no more than its vendor and
+// the word local.
+var localIDs = map[push.Vendor][]localID{
+	push.Huawei: {{"appId", randomDigits(9)}},
+	push.Honor:  {{"appId", randomDigits(9)}, {"clientId", randomDigits(9)}},
+	push.Xiaomi: {{"packageName", constant(localPackage)}, {"channelId", constant(localChannel)}},
+	push.OPPO:   {{"appKey", randomHex(12)}, {"channelId", constant(localChannel)}},
+	push.Vivo:   {{"appId", randomDigits(6)}, {"appKey", randomHex(12)}},
+	push.Meizu:  {{"appId", randomDigits(6)}},
+}
+
+// Names given to a local credential that names no app of its own.
+const (
+	localPackage = "com.example.localpush"
+	localChannel = "local_im"
+)
 
 func constant(s string) func() (string, error) {
 	return func() (string, error) { return s, nil }
@@ -222,6 +264,26 @@ func randomHex(n int) func() (string, error) {
 		b := make([]byte, n)
 		rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 		return hex.EncodeToString(b), nil
+	}
+}
+
+// randomDigits returns n random decimal digits, the first one not zero, so
+// that the id reads as the positive number vendors issue.
+func randomDigits(n int) func() (string, error) {
+	return func() (string, error) {
+		b := make([]byte, n)
+		for i := range b {
+			lo := 0
+			if i == 0 {
+				lo = 1
+			}
+			d, err := rand.Int(rand.Reader, big.NewInt(int64(10-lo)))
+			if err != nil {
+				return "", err
+			}
+			b[i] = byte('0' + lo + int(d.Int64()))
+		}
+		return string(b), nil
 	}
 }
 

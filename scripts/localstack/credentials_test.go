@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -105,12 +106,20 @@ func TestCompleteLocalKeepsGivenFields(t *testing.T) {
 		fields map[string]any
 		want   []string
 	}{
-		{"apns with a certificate", push.APNs, map[string]any{"endpoint": "local", "certificate": "c", "keyId": "K", "teamId": "T"}, nil},
-		{"apns with a key", push.APNs, map[string]any{"endpoint": "local", "privateKey": "p"}, []string{"keyId", "teamId"}},
+		{"apns with a certificate", push.APNs, map[string]any{"endpoint": "local", "bundleId": "b", "certificate": "c"}, nil},
+		{"apns with a p12 and no bundle", push.APNs, map[string]any{"endpoint": "local", "p12": "c"}, []string{"bundleId"}},
+		{"apns with a key", push.APNs, map[string]any{"endpoint": "local", "bundleId": "b", "privateKey": "p"}, []string{"keyId", "teamId"}},
 		{"fcm without a service account", push.FCM, map[string]any{"endpoint": "local"},
 			[]string{"serviceAccount.type", "serviceAccount.project_id", "serviceAccount.private_key", "serviceAccount.private_key_id", "serviceAccount.client_email"}},
-		{"huawei with a secret", push.Huawei, map[string]any{"authEndpoint": "local", "appSecret": "s"}, nil},
-		{"oppo", push.OPPO, map[string]any{"endpoint": "local"}, []string{"masterSecret"}},
+		{"huawei with a secret", push.Huawei, map[string]any{"authEndpoint": "local", "appId": "1", "appSecret": "s"}, nil},
+		{"oppo with its ids", push.OPPO, map[string]any{"endpoint": "local", "appKey": "k", "channelId": "c"}, []string{"masterSecret"}},
+		{"oppo with nothing", push.OPPO, map[string]any{"endpoint": "local"}, []string{"appKey", "channelId", "masterSecret"}},
+		{"huawei with nothing", push.Huawei, map[string]any{"endpoint": "local"}, []string{"appId", "appSecret"}},
+		{"honor with nothing", push.Honor, map[string]any{"endpoint": "local"}, []string{"appId", "clientId", "clientSecret"}},
+		{"xiaomi with nothing", push.Xiaomi, map[string]any{"endpoint": "local"}, []string{"packageName", "channelId", "appSecret"}},
+		{"vivo with nothing", push.Vivo, map[string]any{"endpoint": "local"}, []string{"appId", "appKey", "appSecret"}},
+		{"vivo with a numeric app id", push.Vivo, map[string]any{"endpoint": "local", "appId": 10001.0, "appKey": "k"}, []string{"appSecret"}},
+		{"meizu with nothing", push.Meizu, map[string]any{"endpoint": "local"}, []string{"appId", "appSecret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := cloneJSON(tc.fields)
@@ -170,5 +179,31 @@ func TestReadConfigErrors(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestGeneratedIDsPassValidation checks the form of generated app ids that
+// the providers check: vivo's appId must be a positive integer, and the
+// other numeric ids read as the vendors issue them.
+func TestGeneratedIDsPassValidation(t *testing.T) {
+	numeric := regexp.MustCompile(`^[1-9][0-9]{5,}$`)
+	for _, tc := range []struct {
+		vendor push.Vendor
+		fields []string
+	}{
+		{push.Huawei, []string{"appId"}},
+		{push.Honor, []string{"appId", "clientId"}},
+		{push.Vivo, []string{"appId"}},
+		{push.Meizu, []string{"appId"}},
+	} {
+		f := map[string]any{"vendor": string(tc.vendor), "endpoint": "local"}
+		if _, err := completeLocal(tc.vendor, f); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range tc.fields {
+			if s, _ := f[name].(string); !numeric.MatchString(s) {
+				t.Errorf("%s %s = %q, want a positive decimal number", tc.vendor, name, s)
+			}
+		}
 	}
 }

@@ -4,14 +4,19 @@
 // tables and queues of template.yaml, loads the apps and credentials of
 // PUSH_LOCAL_CONFIG (default config/local.json) into the emulated Secrets
 // Manager, serves the HTTP API on PUSH_LOCAL_ADDR (default 127.0.0.1:3000)
-// through the handlers that app.HTTPFunctions registers, and runs the
-// functions of app.ScheduledFunctions on their template schedules. It prints
-// "ready" on stdout once the API answers, logs JSON to stderr, and on SIGINT
-// or SIGTERM stops everything it started and exits 0.
+// through the handlers that app.HTTPFunctions registers, runs the functions
+// of app.ScheduledFunctions on their template schedules, feeds each vendor
+// queue to its dispatch function, and starts an emulator of every vendor
+// that a credential marks local, pointing those credentials at it. Its
+// stdout carries "ready" on a line of its own once every part answers, then
+// one JSON line per push an emulator accepts (token suffix only); its logs
+// are JSON on stderr. On SIGINT or SIGTERM it stops everything it started
+// and exits 0.
 //
-// Each part (the API, the schedules, the queue pollers, later the vendor
-// emulators) is built from the template and the app registries, so a new
-// function or part is added here without changing the others.
+// Each part (the API, the schedules, the queue pollers, the vendor
+// emulators) is built from the template, the configuration and the app
+// registries, so a new function or part is added here without changing the
+// others.
 package main
 
 import (
@@ -135,6 +140,8 @@ func (s settings) awsConfig(ctx context.Context) (aws.Config, error) {
 // when ctx ends (a signal) or a part fails.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer, log *slog.Logger) (err error) {
 	s := readSettings(getenv)
+	// The emulators print from their own goroutines; lines stay whole.
+	stdout = &syncWriter{w: stdout}
 	if s.endpoint == "" {
 		emu, startErr := startMoto(ctx, log, defaultMotoAddr)
 		if startErr != nil {
@@ -179,6 +186,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, log 
 	if err != nil {
 		return err
 	}
+	// The emulators rewrite the local credentials, so they start before
+	// the credentials are stored.
+	emus, err := startEmulators(creds, stdout, log)
+	if err != nil {
+		return err
+	}
+	defer emus.stop()
 	prefix := st.Parameters["SecretPrefix"]
 	if err := loadSecrets(ctx, secretsmanager.NewFromConfig(cfg), prefix, local, creds); err != nil {
 		return err
@@ -218,6 +232,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, log 
 	defer feed.stop()
 
 	if err := api.waitReady(ctx); err != nil {
+		return err
+	}
+	if err := emus.waitReady(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "ready")
