@@ -25,7 +25,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/offline-push/offline-push/shared/app"
 	"github.com/offline-push/offline-push/shared/push"
 	"github.com/offline-push/offline-push/shared/testenv"
 )
@@ -259,13 +258,39 @@ func TestLocalStackSmoke(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if _, registered := app.HTTPFunctions["DevicesFunction"]; registered {
-		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
-			t.Errorf("GET /v1/health = %d %s, want 200 {\"status\":\"ok\"}", resp.StatusCode, body)
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+		t.Errorf("GET /v1/health = %d %s, want 200 {\"status\":\"ok\"}", resp.StatusCode, body)
+	}
+
+	// A new user's first steps, as the README gives them: register a device
+	// with pushctl (app and secret from config/local.json), then list it.
+	pushctl := filepath.Join(t.TempDir(), "pushctl")
+	if out, err := exec.Command("go", "build", "-o", pushctl, "../pushctl").CombinedOutput(); err != nil {
+		t.Fatalf("build pushctl: %v\n%s", err, out)
+	}
+	token := strings.Repeat("0123456789abcdef", 4)
+	run := func(args ...string) string {
+		cmd := exec.Command(pushctl, append([]string{"--url", url}, args...)...)
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "PUSH_APP=", "PUSH_SECRET=", "PUSH_URL=")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("pushctl %v: %v\n%s", args, err, out)
 		}
-	} else {
-		// Until app.Devices is registered the route has no function.
-		t.Logf("DevicesFunction is not registered yet: GET /v1/health = %d %s", resp.StatusCode, body)
+		return string(out)
+	}
+	run("device", "put", "--user", "alice", "--device", "phone-1", "--vendor", "apns", "--token", token, "--cert", "ios-prod")
+	var list struct {
+		Devices []struct {
+			DeviceID    string `json:"deviceId"`
+			TokenSuffix string `json:"tokenSuffix"`
+		} `json:"devices"`
+	}
+	if err := json.Unmarshal([]byte(run("device", "list", "--user", "alice")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Devices) != 1 || list.Devices[0].DeviceID != "phone-1" || list.Devices[0].TokenSuffix != token[len(token)-6:] {
+		t.Errorf("pushctl device list = %+v, want phone-1 with suffix %s", list.Devices, token[len(token)-6:])
 	}
 
 	cfg := testenv.AWSConfig(moto.Endpoint)
