@@ -135,6 +135,13 @@ func check(g *graph) []string {
 				return under(g.rel(dep), client)
 			})...)
 		}
+		// shared/e2e wires real stacks for tests; only test files may use it
+		// (go list without -test sees no test imports).
+		for _, d := range p.Imports {
+			if g.rel(d) == "shared/e2e" {
+				out = append(out, fmt.Sprintf("%s imports shared/e2e: it is test support, for _test.go files only", rel))
+			}
+		}
 		if strings.HasPrefix(rel, "functions/") {
 			// A dispatch main also picks its vendor's provider (and names
 			// the vendor with push): wiring the provider inside shared/app

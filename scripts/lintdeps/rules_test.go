@@ -164,6 +164,16 @@ func TestCheck(t *testing.T) {
 				"functions/dispatch-fcm imports shared/provider/apns: a function's main imports only shared/app (a dispatch main also its own provider and push), aws-lambda-go and the standard library",
 			},
 		},
+		{
+			name: "test support imported by production code",
+			graph: fixture(
+				"m/shared/dispatch: m/shared/e2e",
+				"m/shared/e2e: bytes",
+			),
+			want: []string{
+				"shared/dispatch imports shared/e2e: it is test support, for _test.go files only",
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := check(tc.graph)
