@@ -46,4 +46,17 @@ func BenchmarkSend(b *testing.B) {
 	}
 	cpu := cpuTime(b) - start
 	b.ReportMetric(float64(b.N*len(env.Targets))/cpu.Seconds(), "notifications/cpu-s")
+	b.ReportMetric(peakRSSMiB(b), "peak-rss-MiB")
+}
+
+// peakRSSMiB is the process's peak resident memory so far (Linux reports
+// ru_maxrss in KiB). The emulator shares the process, so it is an upper
+// bound for a dispatch container's sender.
+func peakRSSMiB(b *testing.B) float64 {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return float64(ru.Maxrss) / 1024
 }

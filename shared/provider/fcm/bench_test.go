@@ -46,6 +46,12 @@ func BenchmarkSend(b *testing.B) {
 	b.ReportMetric(float64(sent)/used.Seconds(), "msgs/cpu-s")
 	b.ReportMetric(float64(sent)/wall.Seconds(), "msgs/s")
 	b.ReportMetric(float64(used.Microseconds())/float64(sent), "cpu-µs/msg")
+	// Peak resident memory of the process so far (ru_maxrss is KiB on
+	// Linux); the emulator shares the process, so an upper bound.
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-rss-MiB")
+	}
 	if got := a.srv.Counts().Accepted; got != sent {
 		b.Errorf("emulator accepted %d messages, want %d", got, sent)
 	}
