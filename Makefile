@@ -67,6 +67,17 @@ FUZZLONGTIME := 60s
 fuzz-long:
 	go run ./scripts/fuzzall -fuzztime=$(FUZZLONGTIME)
 
+## load: drive the local stack at a steady rate with vendor faults, then check
+## that every push reached exactly one outcome (README "Load run"); pass
+## flags in LOADFLAGS, e.g. make load LOADFLAGS='-throttle 0.1'
+LOADFLAGS ?=
+.PHONY: load
+load:
+	@if [ -z "$${AWS_ENDPOINT_URL:-}" ] && ! command -v moto_server >/dev/null; then \
+		pip install 'moto[server]'; \
+	fi
+	go run ./scripts/load -logs build/load $(LOADFLAGS)
+
 ## bench: benchmarks; they report and never fail on a timing
 bench:
 	rm -rf build/bench

@@ -50,6 +50,8 @@ type emulated struct {
 	close  func()
 	// certs counts the credentials registered with it.
 	certs int
+	// server is the emulator's *Server, for its fault controls (faults.go).
+	server any
 }
 
 // startEmulator starts the emulator of one vendor, registers the keys,
@@ -97,6 +99,10 @@ func startEmulators(creds []credential, out io.Writer, log *slog.Logger) (*emula
 		}
 		em.vendor, em.certs = v, len(list)
 		e.running = append(e.running, em)
+		if err := applyLocalFaults(em); err != nil { // PUSH_LOCAL_FAULTS, faults.go
+			e.stop()
+			return nil, err
+		}
 		log.Info("vendor emulator started", "vendor", v, "url", em.url, "credentials", em.certs)
 	}
 	return e, nil
@@ -271,7 +277,7 @@ func startAPNs(creds []*credential, out io.Writer) (*emulated, error) {
 		}
 		pointIfLocal(c.Fields, "sandboxEndpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: s.Client(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: s.Client(), close: s.Close, server: s}, nil
 }
 
 // apnsClientCertificate returns the certificate of a credential that uses
@@ -340,7 +346,7 @@ func startFCM(creds []*credential, out io.Writer) (*emulated, error) {
 			return nil, fmt.Errorf("app %s cert %s: %w", c.App, c.CertName, err)
 		}
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 func startHuawei(creds []*credential, out io.Writer) (*emulated, error) {
@@ -358,7 +364,7 @@ func startHuawei(creds []*credential, out io.Writer) (*emulated, error) {
 		pointAt(c.Fields, "endpoint", s.URL)
 		pointAt(c.Fields, "authEndpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 func startHonor(creds []*credential, out io.Writer) (*emulated, error) {
@@ -376,7 +382,7 @@ func startHonor(creds []*credential, out io.Writer) (*emulated, error) {
 		pointAt(c.Fields, "endpoint", s.URL)
 		pointAt(c.Fields, "authEndpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 func startXiaomi(creds []*credential, out io.Writer) (*emulated, error) {
@@ -390,7 +396,7 @@ func startXiaomi(creds []*credential, out io.Writer) (*emulated, error) {
 		s.AddApp(xiaomiemu.App{Secret: ids[0], Packages: []string{ids[1]}, Channels: xiaomiChannels(c)})
 		pointAt(c.Fields, "endpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 // xiaomiChannels returns the notification channels a Xiaomi credential
@@ -434,7 +440,7 @@ func startOPPO(creds []*credential, out io.Writer) (*emulated, error) {
 		pointAt(c.Fields, "endpoint", s.URL)
 		pointIfLocal(c.Fields, "authEndpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 func startVivo(creds []*credential, out io.Writer) (*emulated, error) {
@@ -457,7 +463,7 @@ func startVivo(creds []*credential, out io.Writer) (*emulated, error) {
 		pointAt(c.Fields, "endpoint", s.URL)
 		pointIfLocal(c.Fields, "authEndpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
 
 func startMeizu(creds []*credential, out io.Writer) (*emulated, error) {
@@ -471,5 +477,5 @@ func startMeizu(creds []*credential, out io.Writer) (*emulated, error) {
 		s.AddApp(meizuemu.App{ID: ids[0], Secret: ids[1]})
 		pointAt(c.Fields, "endpoint", s.URL)
 	}
-	return &emulated{url: s.URL, client: httpClient(), close: s.Close}, nil
+	return &emulated{url: s.URL, client: httpClient(), close: s.Close, server: s}, nil
 }
